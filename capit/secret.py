@@ -8,7 +8,6 @@ tracebacks can be scrubbed of it (:func:`scrub`), as a second line of defence.
 
 from __future__ import annotations
 
-import hmac
 import threading
 
 _registry: set[str] = set()
@@ -70,6 +69,8 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
+        import hmac
+
         return hmac.compare_digest(self._value.encode(), other._value.encode())
 
     __hash__ = None  # type: ignore[assignment]

@@ -9,7 +9,6 @@ tree.  :func:`main` turns every error into one line on stderr and a documented e
 from __future__ import annotations
 
 import sys
-import traceback
 
 import click
 
@@ -17,7 +16,6 @@ from capit import __version__
 from capit.cli import _common
 from capit.cli._common import verbose_option
 from capit.errors import CapitError, ExitCode
-from capit.secret import scrub
 
 SEED_FLAGS = {
     "--keys": "keys",
@@ -91,6 +89,8 @@ _register()
 
 
 def _fail(message: str, code: int) -> None:
+    from capit.secret import scrub
+
     click.echo(f"capit: {scrub(message)}", err=True)
     sys.exit(int(code))
 
@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(int(ExitCode.OK))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        import traceback
+
+        from capit.secret import scrub
+
         if _common.state["verbose"]:
             click.echo(scrub(traceback.format_exc()), err=True)
         detail = scrub(str(exc)).splitlines()[0][:200] if str(exc) else ""

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from capit.paths import capit_home
-from capit.secret import scrub
+if TYPE_CHECKING:
+    from pathlib import Path
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,12 +17,15 @@ JSON_VERSION = 1  # bump when a --json document changes incompatibly (tests/test
 state = {"verbose": False}
 
 
-class _ScrubbingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
-
-
 def enable_verbose() -> None:
+    import logging
+
+    from capit.secret import scrub
+
+    class _ScrubbingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return scrub(super().format(record))
+
     if state["verbose"]:
         return
     state["verbose"] = True
@@ -62,9 +62,13 @@ def yes_option(f: F) -> F:
 
 def emit_json(kind: str, data: Any) -> None:
     """``{"capit_json": 1, "kind": ..., "data": ...}`` on stdout."""
+    import json
+
     doc = {"capit_json": JSON_VERSION, "kind": kind, "data": data}
     click.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
 def home() -> Path:
+    from capit.paths import capit_home
+
     return capit_home()
