@@ -26,7 +26,7 @@ class Outcome:
 def confirm_amount(platform: Platform, amount: Decimal, assume_yes: bool) -> None:
     if platform.cap_unit == "USD" and amount > CONFIRM_ABOVE:
         ui.confirm(
-            f"Mint a {platform.name} key with a {format_usd(amount)} cap (more than "
+            f"Mint a key on {platform.name} with a {format_usd(amount)} cap (more than "
             f"{format_usd(CONFIRM_ABOVE)})?",
             assume_yes=assume_yes,
         )

@@ -25,6 +25,10 @@ def parse_amount(text: str) -> Decimal:
     body = raw.replace(",", "")
     if re.fullmatch(r"-\$?[\d.]+|\$-[\d.]+", body):
         raise usage(f"amount must be more than $0, got {text!r}")
+    # commas only as thousands separators ("1,500.00"); "1,5" is not $15
+    if "," in raw and not re.fullmatch(r"\$?\d{1,3}(?:,\d{3})+(?:\.\d{0,2})?", raw):
+        raise usage(f"amount {text!r} is not a dollar amount: write cents after a '.', "
+                    "e.g. 1.50")
     if not _AMOUNT_RE.match(body):
         if re.fullmatch(r"\$?\d*\.\d{3,}", body):
             raise usage(f"amount {text!r} has more than two decimals: caps are in whole cents")
@@ -79,10 +83,14 @@ def parse_expires(text: str, now: dt.datetime | None = None) -> dt.datetime:
             raise usage(f"expiry {text!r} must be in the future")
         if count > 100000:
             raise usage(f"expiry {text!r} is too far away")
-        when = now + dt.timedelta(**{_UNITS[match.group(2)]: count})
-    else:
-        when = _parse_when(raw, text)
-    when = when.astimezone(dt.timezone.utc).replace(microsecond=0)
+    try:
+        if match:
+            when = now + dt.timedelta(**{_UNITS[match.group(2)]: count})
+        else:
+            when = _parse_when(raw, text)
+        when = when.astimezone(dt.timezone.utc).replace(microsecond=0)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise usage(f"expiry {text!r} is out of range") from None
     if when <= now:
         raise usage(f"expiry {text!r} is in the past")
     return when

@@ -41,9 +41,13 @@ def confirm(question: str, *, assume_yes: bool = False, default: bool = False) -
     try:
         ok = click.confirm(question, default=default, err=True)
     except (click.Abort, EOFError):
+        if not stdin_is_tty():
+            click.echo("", err=True)  # end the prompt's line: nothing was typed
         raise CapitError(
             f"{question.rstrip('?')}: no answer (nothing was changed); pass -y to confirm",
             ExitCode.CANCELLED,
         ) from None
+    if not stdin_is_tty():
+        click.echo("", err=True)  # a piped answer is not echoed; end the prompt's line
     if not ok:
         raise CapitError("cancelled; nothing was changed", ExitCode.CANCELLED)

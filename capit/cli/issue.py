@@ -16,10 +16,15 @@ _NEGATIVE = re.compile(r"^-\$?(\d|\.\d)")
 
 class IssueCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # "-1" would otherwise read as an unknown option; say what is wrong with it
+        # "-1" would otherwise read as an unknown option; say what is wrong with it (but
+        # "--expires -1d" or "--name -5" is the value of an option, not the amount)
+        takes_value = {opt for p in self.params if isinstance(p, click.Option) and not p.is_flag
+                       for opt in (*p.opts, *p.secondary_opts)}
+        previous = None
         for arg in args:
-            if _NEGATIVE.match(arg):
+            if _NEGATIVE.match(arg) and previous not in takes_value:
                 raise usage(f"amount must be more than $0, got {arg!r}")
+            previous = arg
         return super().parse_args(ctx, args)
 
 

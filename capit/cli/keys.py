@@ -52,7 +52,7 @@ def list_keys(remote: str | None, ephemeral: bool, as_json: bool) -> None:
 
     rows = MasterKeys(home()).entries()
     if as_json:
-        emit_json("master_keys", [
+        emit_json("keys.master", [
             {"platform": r["platform"], "store": r["store"], "plaintext": r["plaintext"],
              "added_at": r["added_at"]} for r in rows
         ])
@@ -76,11 +76,12 @@ def _list_remote(platform_name: str, ephemeral: bool, as_json: bool) -> None:
     plat = require_platform(platform_name)
     found = plat.list_keys(_master(plat, ephemeral))
     if as_json:
-        emit_json("remote_keys", {"platform": plat.name, "keys": [
-            {"hash": k.hash, "name": k.name,
-             "limit": None if k.limit is None else str(k.limit),
-             "period": k.period, "usage": None if k.usage is None else str(k.usage),
-             "remaining": None if k.remaining is None else str(k.remaining),
+        def plain(value: Any) -> str | None:  # "0.0000005", never str(Decimal)'s "5E-7"
+            return None if value is None else format(value, "f")
+
+        emit_json("keys.remote", {"platform": plat.name, "keys": [
+            {"hash": k.hash, "name": k.name, "limit": plain(k.limit),
+             "period": k.period, "usage": plain(k.usage), "remaining": plain(k.remaining),
              "created_at": k.created_at, "expires_at": k.expires_at, "status": k.status}
             for k in found
         ]})
@@ -195,7 +196,12 @@ def migrate() -> None:
     legacy = masters.legacy
     platforms = legacy.platforms()
     if not platforms:
-        ui.info(f"Nothing to migrate: there is no capit 0.1.0 secrets file at {legacy.path}.")
+        if legacy.exists():  # e.g. only the header left: not "no file", and not deleted
+            ui.info(f"Nothing to migrate: {legacy.path} holds no keys; delete it when you no "
+                    "longer need it.")
+        else:
+            ui.info(f"Nothing to migrate: there is no capit 0.1.0 secrets file at "
+                    f"{legacy.path}.")
         return
     lookup = read_lookup(masters.home)
     vault = masters.vault.open_or_create()

@@ -7,6 +7,7 @@ file with random bytes, flushes it, and deletes it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -79,10 +80,27 @@ class LegacyDotenv(Store):
             if not removed:
                 return False
             if any(parse_dotenv("".join(kept))):
-                atomic_write(self.path, "".join(kept).encode(), what="secrets file")
+                self._replace_and_scrub("".join(kept).encode())
             else:
                 self._destroy_locked()
             return True
+
+    def _replace_and_scrub(self, data: bytes) -> None:
+        """Write the remaining lines atomically, then overwrite the replaced file's bytes:
+        the removed key must not stay readable in the old, unlinked inode."""
+        try:
+            old = os.open(self.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            old = None
+        try:
+            atomic_write(self.path, data, what="secrets file")
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    os.pwrite(old, secrets.token_bytes(max(os.fstat(old).st_size, 1)), 0)
+                    os.fsync(old)
+        finally:
+            if old is not None:
+                os.close(old)
 
     def destroy(self) -> None:
         with home_lock(self.home):
