@@ -23,6 +23,7 @@ from capit.errors import CapitError, ExitCode
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO planted in the home must not hang
 LOCK_TIMEOUT = 15.0
 
 
@@ -87,24 +88,24 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, what: str = "fil
         raise _state_error(f"cannot write {path}", exc) from None
     try:
         try:
-            os.fchmod(fd, mode)
-        except (AttributeError, OSError):
-            pass
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except OSError as exc:
-        os.close(fd)
-        _unlink_quietly(tmp)
-        raise _state_error(f"cannot write {path}", exc) from None
-    os.close(fd)
-    try:
+            try:
+                os.fchmod(fd, mode)
+            except (AttributeError, OSError):
+                pass
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
+        # also on Ctrl-C or any other interruption: never leave a temp file behind
         _unlink_quietly(tmp)
-        raise _state_error(f"cannot write {path}", exc) from None
+        if isinstance(exc, OSError):
+            raise _state_error(f"cannot write {path}", exc) from None
+        raise
     fsync_dir(directory)
 
 
@@ -116,7 +117,7 @@ def _unlink_quietly(path: Path) -> None:
 def read_private(path: Path, *, what: str = "file", max_bytes: int = 4 << 20) -> bytes | None:
     """Read a file capit owns; None if it does not exist. Refuses symlinks, reports loose modes."""
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as exc:

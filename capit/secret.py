@@ -21,14 +21,17 @@ def mask(value: str) -> str:
     prefix = ""
     parts = value.split("-")
     if len(parts) > 1:
-        # keep short alphabetic type prefixes such as sk-, sk-or-v1-, unkey_
+        # keep short type prefixes such as sk-, sk-or-v1-, sk-ant- ...
         head = []
         for part in parts[:-1]:
             if len(part) <= 4:
                 head.append(part)
             else:
                 break
-        if head:
+        rest = value[len("-".join(head)) + 1:]
+        # ... but only in front of a long random part: a secret that is all short groups
+        # (a recovery key "abcd-efgh-...") or a dashed phrase must not be shown group by group
+        if head and len(head) <= 3 and len(parts[len(head)]) > 4 and len(rest) >= 16:
             prefix = "-".join(head) + "-"
     return f"{prefix}…{value[-4:]}"
 

@@ -76,7 +76,10 @@ def _from_env(prefix: str) -> Secret | None:
                              ExitCode.USAGE) from None
         secret = Secret(_first_line(data, f"{name} (fd {fd})"))
     else:
-        argv = shlex.split(value)
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:  # e.g. an unbalanced quote
+            raise CapitError(f"{name} cannot be parsed: {exc}", ExitCode.USAGE) from None
         if not argv:
             raise CapitError(f"{name} is empty", ExitCode.USAGE)
         try:

@@ -6,6 +6,14 @@ import click
 
 from capit.cli._common import emit_json, home, json_option, verbose_option, yes_option
 
+MAX_LABEL = 64
+
+
+def _shown(text: str) -> str:
+    """A slot's label or type for the terminal: the file is not authenticated before it is
+    unlocked, so control characters (newlines, escape sequences) are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
 
 @click.group("vault")
 @verbose_option
@@ -72,7 +80,8 @@ def slots(as_json: bool) -> None:
     for r in rows:
         present = "" if r["present"] is None else (
             "  [plugged in]" if r["present"] else "  [not present]")
-        ui.result(f"  slot {r['id']}: {r['type']:<12} {r['label']:<16} {r['detail']}  "
+        ui.result(f"  slot {r['id']}: {_shown(r['type']):<12} {_shown(r['label']):<16} "
+                  f"{r['detail']}  "
                   f"(added {r['created_at'][:10]}){present}")
 
 
@@ -92,6 +101,11 @@ def enroll(method: str, label: str | None) -> None:
     from capit.stores.slots import PassphraseSlot, RecoverySlot
     from capit.stores.vault import VaultStore, show_recovery_key
 
+    if label is not None and (not label.strip() or len(label) > MAX_LABEL
+                              or not label.isprintable()):
+        from capit.errors import usage
+
+        raise usage(f"--label must be 1 to {MAX_LABEL} printable characters")
     store = VaultStore(home())
     opened = store.open()
     if method == "passphrase":
@@ -128,7 +142,7 @@ def remove(slot: str, assume_yes: bool) -> None:
     if len(vdoc.slots) == 1:
         raise CapitError("refusing to remove the vault's last slot: it would lock the vault "
                          "for good", ExitCode.USAGE)
-    ui.confirm(f"Remove slot {slot} ({target['type']}, {target['label']})? It will no longer "
-               "open the vault.", assume_yes=assume_yes)
+    ui.confirm(f"Remove slot {slot} ({_shown(target['type'])}, {_shown(target['label'])})? "
+               "It will no longer open the vault.", assume_yes=assume_yes)
     store.open().remove_slot(slot)
     ui.info(f"Removed slot {slot}.")

@@ -62,6 +62,9 @@ def b64d(value: Any, what: str, *, size: int | None = None, min_size: int = 0,
         data = base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise VaultDamaged(f"vault field {what} is not valid base64") from None
+    if b64e(data) != value:
+        # set padding bits spell the same bytes differently: only one spelling is canonical
+        raise VaultDamaged(f"vault field {what} is not canonical base64")
     if size is not None and len(data) != size:
         raise VaultDamaged(f"vault field {what} has the wrong length")
     if not min_size <= len(data) <= max_size:
@@ -171,7 +174,7 @@ def parse(raw: bytes, path: str = "vault") -> VaultDoc:
         raise VaultDamaged(f"{path} is empty; restore it from a backup")
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise VaultDamaged(
             f"{path} is damaged (not valid JSON); restore it from a backup"
         ) from None
@@ -187,14 +190,18 @@ def parse(raw: bytes, path: str = "vault") -> VaultDoc:
         )
     if version != VERSION:
         raise VaultDamaged(f"{path} uses unknown vault format version {version}")
-    if file_bytes(doc) != raw:
+    try:
+        canonical = file_bytes(doc) == raw
+    except (RecursionError, ValueError):  # nesting too deep to re-encode: not ours
+        canonical = False
+    if not canonical:
         raise VaultDamaged(f"{path} is damaged or was edited by hand; restore it from a backup")
     if doc.get("checksum") != checksum(doc):
         raise VaultDamaged(f"{path} is damaged (checksum mismatch); restore it from a backup")
     expected = {"format", "version", "vault_id", "created_at", "slots", "payload", "checksum"}
     if set(doc) != expected:
         raise VaultDamaged(f"{path} has unexpected fields")
-    if not isinstance(doc["vault_id"], str) or not _VAULT_ID_RE.match(doc["vault_id"]):
+    if not isinstance(doc["vault_id"], str) or not _VAULT_ID_RE.fullmatch(doc["vault_id"]):
         raise VaultDamaged(f"{path} has an invalid vault id")
     if not isinstance(doc["created_at"], str):
         raise VaultDamaged(f"{path} has an invalid creation time")
@@ -208,7 +215,7 @@ def parse(raw: bytes, path: str = "vault") -> VaultDoc:
         if not isinstance(slot, dict):
             raise VaultDamaged(f"{path} has a malformed slot")
         sid = slot.get("id")
-        if not isinstance(sid, str) or not _SLOT_ID_RE.match(sid) or sid in seen:
+        if not isinstance(sid, str) or not _SLOT_ID_RE.fullmatch(sid) or sid in seen:
             raise VaultDamaged(f"{path} has a slot with a missing, invalid or repeated id")
         seen.add(sid)
         for name in ("type", "label", "created_at"):
