@@ -48,11 +48,7 @@ def isolated(tmp_path, monkeypatch):
     plugins._loaded.clear()
     plugins._broken.clear()
     yield capit_home
-    _common.state["verbose"] = False
-    logger = logging.getLogger("capit")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    logger.setLevel(logging.NOTSET)
+    _reset_verbose(_common)
 
 
 @pytest.fixture
@@ -97,9 +93,10 @@ class Result:
 
 def invoke(*args: str, input: str | None = None, env: dict | None = None) -> Result:
     from capit import secretinput
-    from capit.cli import main
+    from capit.cli import _common, main
 
     secretinput._env_cache.clear()
+    _reset_verbose(_common)
     runner = CliRunner()
     code = 0
     with runner.isolation(input=input, env=env) as (out, err, *_):
@@ -110,6 +107,15 @@ def invoke(*args: str, input: str | None = None, env: dict | None = None) -> Res
         stdout = out.getvalue().decode()
         stderr = err.getvalue().decode()
     return Result(code, stdout, stderr)
+
+
+def _reset_verbose(common) -> None:
+    """Each invocation starts quiet, as a new process would (-v attaches a fresh handler)."""
+    common.state["verbose"] = False
+    logger = logging.getLogger("capit")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture

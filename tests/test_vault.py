@@ -695,3 +695,25 @@ def test_slot_labels_cannot_forge_terminal_output(run, vault, recovery, capit_ho
     assert "\x1b" not in result.output and "forged" in lines[1] and "\\n" in lines[1]
     # the tampering itself is found when the vault is opened
     assert_one_line_error(try_open(run, PASS), ExitCode.VAULT)
+
+
+def test_too_many_passphrase_slots_are_refused_before_any_kdf(tmp_path):
+    import time
+
+    from capit.stores import vaultfile as vf
+
+    doc = {"format": vf.FORMAT, "version": vf.VERSION, "vault_id": "0" * 32,
+           "created_at": "2026-01-01T00:00:00Z", "slots": [], "payload": {
+               "nonce": vf.b64e(b"\0" * 12), "ciphertext": vf.b64e(b"\0" * 32)}}
+    for i in range(1, vf.MAX_KDF_SLOTS + 2):
+        doc["slots"].append({
+            "id": str(i), "type": "passphrase", "label": "p", "created_at": doc["created_at"],
+            "hkdf_salt": vf.b64e(b"\1" * 32),
+            "kdf": {"name": "argon2id", "salt": vf.b64e(b"\2" * 16), "memory_kib": 1 << 20,
+                    "iterations": 16, "lanes": 4},
+            "wrapped_key": {"nonce": vf.b64e(b"\0" * 12), "ciphertext": vf.b64e(b"\0" * 48)}})
+    doc["checksum"] = vf.checksum(doc)
+    started = time.monotonic()
+    with pytest.raises(vf.VaultDamaged, match="passphrase slots"):
+        vf.parse(vf.file_bytes(doc))
+    assert time.monotonic() - started < 1

@@ -60,6 +60,10 @@ class OpenVault:
         doc = vf.clone(self.vdoc.doc)
         if len(doc["slots"]) >= vf.MAX_SLOTS:
             raise CapitError(f"the vault already has {vf.MAX_SLOTS} slots", ExitCode.USAGE)
+        if type_name == "passphrase" and sum(
+                1 for s in doc["slots"] if s["type"] == "passphrase") >= vf.MAX_KDF_SLOTS:
+            raise CapitError(f"the vault already has {vf.MAX_KDF_SLOTS} passphrase slots; "
+                             "remove one first", ExitCode.USAGE)
         slot = new_slot(doc, type_name, label, fields)
         vf.wrap_slot(doc, slot, ikm, self._data_key)
         doc["slots"].append(slot)

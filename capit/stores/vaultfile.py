@@ -41,6 +41,7 @@ DATA_KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 MAX_SLOTS = 32
+MAX_KDF_SLOTS = 8  # passphrase slots, each a full Argon2id run on a wrong guess
 _SLOT_ID_RE = re.compile(r"^[1-9][0-9]{0,3}$")
 _VAULT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -210,6 +211,9 @@ def parse(raw: bytes, path: str = "vault") -> VaultDoc:
         raise VaultDamaged(f"{path} has no unlock slots")
     if len(slots) > MAX_SLOTS:
         raise VaultDamaged(f"{path} has too many slots")
+    if sum(1 for s in slots if isinstance(s, dict) and s.get("type") == "passphrase") > \
+            MAX_KDF_SLOTS:
+        raise VaultDamaged(f"{path} has more than {MAX_KDF_SLOTS} passphrase slots")
     seen: set[str] = set()
     for slot in slots:
         if not isinstance(slot, dict):
