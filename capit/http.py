@@ -59,12 +59,15 @@ class OutcomeUnknown(Exception):
 class ProviderHTTPError(Exception):
     """The provider answered with an error status (after any retries)."""
 
-    def __init__(self, status: int, message: str, response: Response) -> None:
+    def __init__(self, status: int, message: str, response: Response, attempts: int = 1) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
         self.response = response
         self.retry_after = _retry_after(response.headers)
+        # >1: an earlier attempt went unanswered and may have taken effect (a DELETE whose
+        # retry gets 404 was most likely done by the lost first attempt)
+        self.attempts = attempts
 
 
 def timeout_setting() -> float:
@@ -264,7 +267,7 @@ class ProviderClient:
                     sleep(wait)
                     waited += wait
                     continue
-            raise ProviderHTTPError(resp.status, error_message(resp), resp)
+            raise ProviderHTTPError(resp.status, error_message(resp), resp, attempt)
 
     def _log(self, method: str, path: str, outcome: str, started: float) -> None:
         if log.isEnabledFor(logging.INFO):

@@ -8,14 +8,17 @@ checked against these requests by tests/test_contract_openrouter.py.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from capit import http
 from capit.errors import CapitError, ExitCode
 from capit.http import OutcomeUnknown, ProviderClient, ProviderHTTPError
 from capit.money import format_time
 from capit.platforms import IssuedKey, KeyRequest, MasterKey, Platform, RemoteKey
 
+RECHECK_WAITS = (1.0, 2.0)  # after an unanswered create, look again for the key this long
 PAGE_SIZE = 100  # GET /keys returns at most 100 keys a page; page with offset until short
 MAX_PAGES = 1000
 
@@ -60,7 +63,7 @@ class OpenRouter(Platform):
             return CapitError(f"OpenRouter could not {doing}: not found{said}", ExitCode.NOT_FOUND)
         if status == 429:
             after = exc.retry_after
-            when = f"in {after:.0f} s" if after is not None else "later"
+            when = f"in {after:.0f} s" if after is not None and after < 86400 else "later"
             return CapitError(
                 f"OpenRouter is rate limiting capit{said}; try again {when}",
                 ExitCode.RATE_LIMITED,
@@ -135,13 +138,20 @@ class OpenRouter(Platform):
                 problem = "the answer carried no key"
             elif not _same_amount(info.get("limit"), request.amount):
                 problem = f"the key came back with limit {info.get('limit')!r}"
-            elif info.get("limit_reset", body.get("limit_reset")) != body.get("limit_reset"):
+            elif info.get("limit_reset") != body.get("limit_reset"):
                 problem = f"the key came back with limit_reset {info.get('limit_reset')!r}"
+            elif "expires_at" in body and not _same_time(
+                    info.get("expires_at", body["expires_at"]), body["expires_at"]):
+                problem = f"the key came back with expires_at {info.get('expires_at')!r}"
             if problem:
                 # never hand out a key whose cap is not the one asked for
-                self._delete_quietly(client, key_hash)
+                if self._delete_quietly(client, key_hash):
+                    fate = "it was deleted"
+                else:
+                    fate = ("capit could not delete it; delete it with: capit keys delete "
+                            f"openrouter {key_hash[:16]}")
                 raise CapitError(
-                    f"OpenRouter created a key capit cannot trust ({problem}); it was deleted",
+                    f"OpenRouter created a key capit cannot trust ({problem}); {fate}",
                     ExitCode.PROVIDER,
                 )
         from capit.secret import Secret
@@ -157,11 +167,21 @@ class OpenRouter(Platform):
             created_at=info.get("created_at"),
         )
 
-    def _delete_quietly(self, client: ProviderClient, key_hash: str) -> None:
+    def _delete(self, client: ProviderClient, key_hash: str) -> None:
         try:
             client.request("DELETE", f"/keys/{key_hash}")
-        except (CapitError, ProviderHTTPError, OutcomeUnknown):
-            pass
+        except ProviderHTTPError as exc:
+            if exc.status == 404 and exc.attempts > 1:
+                return  # the retry found it gone: the unanswered first attempt deleted it
+            raise self._fail(exc, "delete the key") from None
+
+    def _delete_quietly(self, client: ProviderClient, key_hash: str) -> bool:
+        """Delete a key; False (instead of an error) when that did not work."""
+        try:
+            self._delete(client, key_hash)
+        except (CapitError, OutcomeUnknown):
+            return False
+        return True
 
     def _reconcile(self, client: ProviderClient, name: str, exc: OutcomeUnknown) -> CapitError:
         """After an unanswered create: is there a key with our unique name? Never re-create."""
@@ -175,10 +195,21 @@ class OpenRouter(Platform):
                 ExitCode.UNCERTAIN,
             )
         found = [k for k in keys if k.name == name]
+        for wait in RECHECK_WAITS:
+            if found:
+                break
+            # a create still in flight at the provider may land a moment later
+            http.sleep(wait)
+            try:
+                keys = self._list(client)
+            except CapitError:
+                break
+            found = [k for k in keys if k.name == name]
         if not found:
             return CapitError(
                 f"OpenRouter gave no usable answer to the create ({exc.reason}); no key named "
-                f"{name!r} exists, so nothing was created; try again",
+                f"{name!r} appeared, so most likely nothing was created; check with 'capit keys "
+                "list -r openrouter' before trying again",
                 ExitCode.UNCERTAIN,
             )
         short = found[0].hash[:16]
@@ -207,8 +238,14 @@ class OpenRouter(Platform):
                     seen.add(key.hash)
                     keys.append(key)
                     fresh += 1
-            if len(items) < PAGE_SIZE or fresh == 0:
+            if len(items) < PAGE_SIZE:
                 break
+            if fresh == 0:
+                raise CapitError(
+                    "OpenRouter's key list repeats the same page; it cannot be listed reliably "
+                    "right now",
+                    ExitCode.PROVIDER,
+                )
         return keys
 
     def list_keys(self, master: MasterKey) -> list[RemoteKey]:
@@ -217,7 +254,7 @@ class OpenRouter(Platform):
 
     def delete_key(self, master: MasterKey, key_hash: str) -> None:
         with self._client(master) as client:
-            self._call(client, "DELETE", f"/keys/{key_hash}", "delete the key")
+            self._delete(client, key_hash)
 
 
 def _number(amount: Decimal) -> int | float:
@@ -236,6 +273,20 @@ def _dec(value: Any) -> Decimal | None:
 def _same_amount(value: Any, amount: Decimal) -> bool:
     got = _dec(value)
     return got is not None and abs(got - amount) < Decimal("0.005")
+
+
+def _same_time(value: Any, wanted: str) -> bool:
+    """Whether the provider's ``expires_at`` is the instant capit asked for."""
+    if not isinstance(value, str):
+        return False
+    try:
+        got = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        want = dt.datetime.fromisoformat(wanted.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if got.tzinfo is None:
+        got = got.replace(tzinfo=dt.timezone.utc)
+    return got == want
 
 
 def _remote(item: Any) -> RemoteKey | None:
