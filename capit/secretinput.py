@@ -118,8 +118,12 @@ def _prompt(prompt: str) -> Secret:
 
 
 def read_passphrase(prompt: str = "Vault passphrase", *, new: bool = False,
-                    confirm: bool = False) -> Secret:
-    """A passphrase from the CAPIT_[NEW_]PASSPHRASE_* variables, stdin, or a hidden prompt."""
+                    confirm: bool = False, min_length: int = 0) -> Secret:
+    """A passphrase from the CAPIT_[NEW_]PASSPHRASE_* variables, stdin, or a hidden prompt.
+
+    At a terminal, a passphrase shorter than ``min_length`` is asked for again; from the
+    other sources the caller's own check refuses it.
+    """
     secret = _from_env("CAPIT_NEW_PASSPHRASE" if new else "CAPIT_PASSPHRASE")
     if secret is not None:
         return secret
@@ -129,6 +133,9 @@ def read_passphrase(prompt: str = "Vault passphrase", *, new: bool = False,
         secret = _prompt(prompt)
         if not secret:
             click.echo("The passphrase cannot be empty.", err=True)
+            continue
+        if len(secret) < min_length:
+            click.echo(f"Use at least {min_length} characters.", err=True)
             continue
         if not confirm:
             return secret

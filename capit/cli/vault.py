@@ -98,7 +98,7 @@ def enroll(method: str, label: str | None) -> None:
     from capit import ui
     from capit.secret import Secret
     from capit.secretinput import read_passphrase
-    from capit.stores.slots import PassphraseSlot, RecoverySlot
+    from capit.stores.slots import MIN_PASSPHRASE, PassphraseSlot, RecoverySlot
     from capit.stores.vault import VaultStore, show_recovery_key
 
     if label is not None and (not label.strip() or len(label) > MAX_LABEL
@@ -109,7 +109,8 @@ def enroll(method: str, label: str | None) -> None:
     store = VaultStore(home())
     opened = store.open()
     if method == "passphrase":
-        secret = read_passphrase("New passphrase", new=True, confirm=True)
+        secret = read_passphrase("New passphrase", new=True, confirm=True,
+                                 min_length=MIN_PASSPHRASE)
         fields, ikm = PassphraseSlot().enroll(secret)
         slot = opened.add_slot("passphrase", label or "passphrase", fields, ikm)
         ui.info(f"Added passphrase slot {slot['id']}.")

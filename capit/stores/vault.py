@@ -19,7 +19,13 @@ from capit.secret import Secret
 from capit.secretinput import interactive, read_passphrase
 from capit.stores import Store
 from capit.stores import vaultfile as vf
-from capit.stores.slots import PassphraseSlot, RecoverySlot, new_slot, slot_type
+from capit.stores.slots import (
+    MIN_PASSPHRASE,
+    PassphraseSlot,
+    RecoverySlot,
+    new_slot,
+    slot_type,
+)
 
 UNLOCK_ATTEMPTS = 3
 
@@ -233,7 +239,8 @@ class VaultStore(Store):
             raise CapitError(f"a vault already exists at {self.path}", ExitCode.STATE)
         ui.info(f"Creating the vault {self.path}: master keys are kept there encrypted.")
         ui.info("Choose a passphrase (at least 8 characters); capit cannot recover it for you.")
-        passphrase = read_passphrase("New vault passphrase", confirm=True)
+        passphrase = read_passphrase("New vault passphrase", confirm=True,
+                                     min_length=MIN_PASSPHRASE)
         PassphraseSlot.check_strength(passphrase)
         opened, recovery = create(self.path, passphrase)
         show_recovery_key(recovery)
