@@ -149,10 +149,13 @@ def error_message(resp: Response) -> str:
 class ProviderClient:
     """Calls one provider's API with one credential."""
 
-    def __init__(self, platform: str, base_url: str, token: Secret) -> None:
+    def __init__(self, platform: str, base_url: str, token: Secret, *,
+                 token_headers: tuple[str, ...] = ()) -> None:
+        """``token_headers``: headers that carry the credential too (besides the bearer)."""
         self.platform = platform
         self.base_url = check_base_url(base_url, platform)
         self._token = token
+        self._token_headers = token_headers
         self._client: Any = None
 
     def __enter__(self) -> ProviderClient:
@@ -187,11 +190,17 @@ class ProviderClient:
         params: dict[str, Any] | None = None,
         json_body: Any = None,
         ok: tuple[int, ...] = (200,),
+        idempotent: bool | None = None,
     ) -> Response:
-        """Send one request; retry only where that cannot create a duplicate."""
+        """Send one request; retry only where that cannot create a duplicate.
+
+        ``idempotent`` defaults to the method's nature; pass True for a POST that only
+        reads or that may safely be repeated (APIs whose every call is a POST).
+        """
         import httpx
 
-        idempotent = method in IDEMPOTENT
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT
         url = f"{self.base_url}{path}"
         shown = path + (("?" + "&".join(f"{k}={v}" for k, v in params.items())) if params else "")
         waited = 0.0
@@ -200,6 +209,8 @@ class ProviderClient:
             attempt += 1
             started = time.monotonic()
             headers = {"Authorization": f"Bearer {self._token.reveal()}"}
+            for name in self._token_headers:
+                headers[name] = self._token.reveal()
             if json_body is not None:
                 headers["Content-Type"] = "application/json"
             content = json.dumps(json_body).encode() if json_body is not None else None

@@ -88,6 +88,11 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=4)
 def _load_spec(path: str) -> dict[str, Any]:
+    if path.endswith(".json"):  # e.g. LiteLLM's document (JSON is not always valid YAML)
+        import json
+
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -36,7 +36,9 @@ def sandbox(port: int, cost: str, credits_: str, key_file: str | None) -> None:
 
     It serves the key-management API capit uses (with OpenRouter's error shapes,
     paging and auth rules) and billed /chat/completions and /messages endpoints that
-    charge the calling key and answer 402 once its cap is spent.
+    charge the calling key and answer 402 once its cap is spent. Below /unkey it serves
+    Unkey's v2 key API (keys.verifyKey spends credits) and below /litellm a LiteLLM
+    proxy's /key/* API with billed /chat/completions that enforce each key's budget.
     """
     import time
     from pathlib import Path
@@ -61,9 +63,19 @@ def sandbox(port: int, cost: str, credits_: str, key_file: str | None) -> None:
     ui.result(f"  Anthropic URL   {sb.anthropic_base_url}")
     ui.result(f"  management key  {sb.management_key}")
     ui.result(f"  cost per call   {format_usd(per_call)}")
+    ui.result("Unkey v2 (caps count verifications: credits, not dollars):")
+    ui.result(f"  base URL        {sb.unkey_base_url}")
+    ui.result(f"  root key        {sb.unkey.root_key}")
+    ui.result(f"  API id          {sb.unkey.api_id}")
+    ui.result("LiteLLM proxy (virtual keys with dollar budgets, spent by /chat/completions):")
+    ui.result(f"  proxy URL       {sb.litellm_base_url}")
+    ui.result(f"  master key      {sb.litellm.master_key}")
     ui.result("Try it in another terminal:")
     ui.result(f"  export CAPIT_OPENROUTER_BASE_URL={sb.base_url}")
     ui.result("  capit openrouter 1.00 -i        # paste the management key above")
+    ui.result(f"  export CAPIT_UNKEY_BASE_URL={sb.unkey_base_url}")
+    ui.result("  capit unkey 100 --name my-api --prefix prod -i   # root key, then API id")
+    ui.result(f"  capit litellm 5.00 -i           # master key, then {sb.litellm_base_url}")
     ui.result("Ctrl-C stops the sandbox.")
     try:
         while True:

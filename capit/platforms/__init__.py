@@ -21,7 +21,23 @@ from capit.secret import Secret
 GROUP = "capit.platforms.v1"
 BUILTIN: dict[str, str] = {
     "openrouter": "capit.platforms.openrouter:OpenRouter",
+    "unkey": "capit.platforms.unkey:Unkey",
+    "litellm": "capit.platforms.litellm:LiteLLM",
 }
+
+#: the platform-dependent options of ``capit PLATFORM AMOUNT`` (KeyRequest.options keys)
+OPTION_FLAGS: dict[str, str] = {
+    "period": "--period",
+    "refill": "--refill",
+    "rate": "--rate",
+    "models": "--models",
+    "rpm": "--rpm",
+    "tpm": "--tpm",
+}
+RECHECK_WAITS = (1.0, 2.0)  # after an unanswered create, look again for the key this long
+
+#: options every platform receives and may ignore (``prefix``: the raw --prefix value)
+COMMON_OPTIONS = frozenset({"prefix"})
 
 
 @dataclass(frozen=True)
@@ -68,12 +84,20 @@ class IssuedKey:
             from capit.money import format_usd
 
             return format_usd(self.amount)
-        return f"{self.amount:f}".rstrip("0").rstrip(".") + f" {self.unit}"
+        return f"{self.amount:,f} {self.unit}"  # a count: "1,000 credits" (never "1 credits")
 
     def describe_cap(self) -> str:
-        return describe_cap(self.amount, self.period) if self.unit == "USD" else (
-            f"{self.amount:g} {self.unit}" + ("" if self.period == "none" else f"/{self.period}")
-        )
+        """``$5.00/month``; ``100 credits/month``; ``100 credits total``."""
+        if self.unit == "USD":
+            return describe_cap(self.amount, self.period)
+        return describe_count(self.amount, self.unit, self.period)
+
+
+def describe_count(amount: Decimal, unit: str, period: str | None) -> str:
+    """A cap that counts something other than money: ``1,000 credits/month``."""
+    from capit.money import PERIOD_SUFFIX
+
+    return f"{amount:,f} {unit}{PERIOD_SUFFIX.get(period or 'none', ' total')}"
 
 
 @dataclass
@@ -87,6 +111,28 @@ class RemoteKey:
     expires_at: str | None
     disabled: bool
     remaining: Decimal | None = None
+    unit: str = "USD"  # what limit, usage and remaining count: USD, or e.g. credits
+    details: str = ""  # platform-specific extras for the listing (rate limits, refill day)
+
+    def cap_text(self) -> str:
+        """The cap for ``capit keys list -r``: ``$5.00/month``, ``100 credits/month``."""
+        if self.limit is None:
+            if self.unit != "USD" and self.remaining is not None:
+                return f"{self.unit}, no refill"  # a one-off pool: see usage_text
+            return "no cap"
+        if self.unit == "USD":
+            return describe_cap(self.limit, self.period)
+        return describe_count(self.limit, self.unit, self.period)
+
+    def usage_text(self) -> str:
+        """What has been used or is left: ``used $1.25``, ``37 credits left``."""
+        if self.unit == "USD":
+            from capit.money import format_usd
+
+            return f"used {format_usd(self.usage)}" if self.usage is not None else ""
+        if self.remaining is not None:
+            return f"{self.remaining:,f} {self.unit} left"
+        return f"used {self.usage:,f} {self.unit}" if self.usage is not None else ""
 
     @property
     def status(self) -> str:
@@ -115,13 +161,137 @@ class Platform:
     default_base_url: str = ""
     console_url: str = ""  # where a person creates a master key
     master_label: str = "master key"
+    cap_note: str = ""  # shown after the cap when it is not money, e.g. "(not dollars)"
+    #: platform-dependent options (OPTION_FLAGS keys) this platform takes
+    options: frozenset[str] = frozenset({"period"})
+
+    def base_url_env(self) -> str:
+        return f"CAPIT_{self.name.upper().replace('-', '_')}_BASE_URL"
 
     def base_url(self) -> str:
-        env = f"CAPIT_{self.name.upper().replace('-', '_')}_BASE_URL"
-        return (os.environ.get(env) or self.default_base_url).rstrip("/")
+        return (os.environ.get(self.base_url_env()) or self.default_base_url).rstrip("/")
+
+    def describe_base_url(self) -> str:
+        """Where the API is, for ``capit --platforms``."""
+        return self.base_url()
+
+    def parse_cap(self, text: str) -> Decimal:
+        """AMOUNT of ``capit PLATFORM AMOUNT``; dollars unless the platform counts something
+        else (Unkey: credits).  Bad input is a usage error."""
+        from capit.money import parse_amount
+
+        return parse_amount(text)
+
+    def check_request(self, request: KeyRequest) -> None:
+        """Refuse (usage error) options this platform does not take, before anything is sent.
+
+        Subclasses call this, then check their own options' values and may normalise
+        ``request.options`` and ``request.period`` in place.
+        """
+        for name, value in request.options.items():
+            if name in COMMON_OPTIONS or name in self.options or value in (None, [], ()):
+                continue
+            flag = OPTION_FLAGS.get(name, name)
+            takers = ", ".join(sorted(self._platforms_taking(name)))
+            where = f" (it is for: {takers})" if takers else ""
+            raise CapitError(
+                f"{flag} does not apply to {self.name}{where}; nothing was sent",
+                ExitCode.USAGE,
+            )
+
+    @staticmethod
+    def _platforms_taking(option: str) -> list[str]:
+        out = []
+        for name in BUILTIN:
+            plat = get_platform(name)
+            if plat is not None and option in plat.options:
+                out.append(name)
+        return out
 
     def master_fields(self) -> list[MasterField]:
         return [MasterField("key", f"{self.title} {self.master_label}", secret=True)]
+
+    # -- helpers shared by the adapters ------------------------------------------------
+
+    @property
+    def provider(self) -> str:
+        """How messages name the provider: ``OpenRouter``, ``the LiteLLM proxy``."""
+        return self.title or self.name
+
+    def common_failure(self, exc: Any, doing: str, said: str) -> CapitError:
+        """The mapping of an HTTP error status every provider shares (404, 429, 5xx, rest).
+
+        ``exc`` is a :class:`capit.http.ProviderHTTPError`; ``said`` the provider's own
+        words, formatted like `` (404: Resource not found)``.
+        """
+        status = exc.status
+        if status == 404:
+            return CapitError(f"{self.provider} could not {doing}: not found{said}",
+                              ExitCode.NOT_FOUND)
+        if status == 429:
+            after = exc.retry_after
+            when = f"in {after:.0f} s" if after is not None and after < 86400 else "later"
+            return CapitError(f"{self.provider} is rate limiting capit{said}; try again {when}",
+                              ExitCode.RATE_LIMITED)
+        if status >= 500:
+            return CapitError(f"{self.provider} failed to {doing}{said}; try again later",
+                              ExitCode.PROVIDER)
+        return CapitError(f"{self.provider} refused to {doing}{said}", ExitCode.PROVIDER)
+
+    @staticmethod
+    def gone_on_retry(exc: Any) -> bool:
+        """A delete whose retry got 404: the unanswered first attempt most likely did it."""
+        return exc.status == 404 and exc.attempts > 1
+
+    def untrusted(self, problem: str, deleted: bool, key_ref: str) -> CapitError:
+        """The error for a created key whose cap is not the one asked for."""
+        fate = "it was deleted" if deleted else (
+            f"capit could not delete it; delete it with: capit keys delete {self.name} {key_ref}")
+        return CapitError(f"{self.provider} created a key capit cannot trust ({problem}); {fate}",
+                          ExitCode.PROVIDER)
+
+    def reconcile(self, reason: str, name: str, look: Any) -> CapitError:
+        """After a create got no usable answer: find the key by its unique name, never
+        create again.  ``look()`` lists the keys with that name (a CapitError if it cannot).
+        """
+        from capit import http
+
+        who = self.provider
+        try:
+            found = look()
+        except CapitError as err:
+            return CapitError(
+                f"{who} gave no usable answer to the create ({reason}) and capit could not "
+                f"check whether key {name!r} exists ({err.message}); look for it with: "
+                f"capit keys list -r {self.name}",
+                ExitCode.UNCERTAIN,
+            )
+        for wait in RECHECK_WAITS:
+            if found:
+                break
+            http.sleep(wait)  # a create still in flight at the provider may land a moment later
+            try:
+                found = look()
+            except CapitError:
+                break
+        if not found:
+            return CapitError(
+                f"{who} gave no usable answer to the create ({reason}); no key named {name!r} "
+                f"appeared, so most likely nothing was created; check with 'capit keys list "
+                f"-r {self.name}' before trying again",
+                ExitCode.UNCERTAIN,
+            )
+        ref = self.short_ref(found[0].hash)
+        return CapitError(
+            f"{who} gave no usable answer to the create ({reason}) but created key {name!r} "
+            f"({ref}); its secret never arrived, so it is unusable and was not retried; "
+            f"delete it with: capit keys delete {self.name} {ref}",
+            ExitCode.UNCERTAIN,
+        )
+
+    def short_ref(self, key_hash: str) -> str:
+        """How messages refer to a key: the first 16 characters of its hash."""
+        return key_hash[:16]
 
     def validate_master(self, master: MasterKey) -> str:
         """Check the credential with the provider; return a short description of it."""

@@ -12,13 +12,11 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from capit import http
 from capit.errors import CapitError, ExitCode
 from capit.http import OutcomeUnknown, ProviderClient, ProviderHTTPError
 from capit.money import format_time
 from capit.platforms import IssuedKey, KeyRequest, MasterKey, Platform, RemoteKey
 
-RECHECK_WAITS = (1.0, 2.0)  # after an unanswered create, look again for the key this long
 PAGE_SIZE = 100  # GET /keys returns at most 100 keys a page; page with offset until short
 MAX_PAGES = 1000
 
@@ -59,20 +57,7 @@ class OpenRouter(Platform):
                 "https://openrouter.ai/settings/credits",
                 ExitCode.PAYMENT,
             )
-        if status == 404:
-            return CapitError(f"OpenRouter could not {doing}: not found{said}", ExitCode.NOT_FOUND)
-        if status == 429:
-            after = exc.retry_after
-            when = f"in {after:.0f} s" if after is not None and after < 86400 else "later"
-            return CapitError(
-                f"OpenRouter is rate limiting capit{said}; try again {when}",
-                ExitCode.RATE_LIMITED,
-            )
-        if status >= 500:
-            return CapitError(
-                f"OpenRouter failed to {doing}{said}; try again later", ExitCode.PROVIDER
-            )
-        return CapitError(f"OpenRouter refused to {doing}{said}", ExitCode.PROVIDER)
+        return self.common_failure(exc, doing, said)
 
     def _call(self, client: ProviderClient, method: str, path: str, doing: str,
               **kwargs: Any) -> Any:
@@ -145,15 +130,8 @@ class OpenRouter(Platform):
                 problem = f"the key came back with expires_at {info.get('expires_at')!r}"
             if problem:
                 # never hand out a key whose cap is not the one asked for
-                if self._delete_quietly(client, key_hash):
-                    fate = "it was deleted"
-                else:
-                    fate = ("capit could not delete it; delete it with: capit keys delete "
-                            f"openrouter {key_hash[:16]}")
-                raise CapitError(
-                    f"OpenRouter created a key capit cannot trust ({problem}); {fate}",
-                    ExitCode.PROVIDER,
-                )
+                raise self.untrusted(problem, self._delete_quietly(client, key_hash),
+                                     self.short_ref(key_hash))
         from capit.secret import Secret
 
         return IssuedKey(
@@ -171,8 +149,8 @@ class OpenRouter(Platform):
         try:
             client.request("DELETE", f"/keys/{key_hash}")
         except ProviderHTTPError as exc:
-            if exc.status == 404 and exc.attempts > 1:
-                return  # the retry found it gone: the unanswered first attempt deleted it
+            if self.gone_on_retry(exc):
+                return
             raise self._fail(exc, "delete the key") from None
 
     def _delete_quietly(self, client: ProviderClient, key_hash: str) -> bool:
@@ -185,40 +163,8 @@ class OpenRouter(Platform):
 
     def _reconcile(self, client: ProviderClient, name: str, exc: OutcomeUnknown) -> CapitError:
         """After an unanswered create: is there a key with our unique name? Never re-create."""
-        try:
-            keys = self._list(client)
-        except CapitError as err:
-            return CapitError(
-                f"OpenRouter gave no usable answer to the create ({exc.reason}) and capit could "
-                f"not check whether key {name!r} exists ({err.message}); look for it with: "
-                "capit keys list -r openrouter",
-                ExitCode.UNCERTAIN,
-            )
-        found = [k for k in keys if k.name == name]
-        for wait in RECHECK_WAITS:
-            if found:
-                break
-            # a create still in flight at the provider may land a moment later
-            http.sleep(wait)
-            try:
-                keys = self._list(client)
-            except CapitError:
-                break
-            found = [k for k in keys if k.name == name]
-        if not found:
-            return CapitError(
-                f"OpenRouter gave no usable answer to the create ({exc.reason}); no key named "
-                f"{name!r} appeared, so most likely nothing was created; check with 'capit keys "
-                "list -r openrouter' before trying again",
-                ExitCode.UNCERTAIN,
-            )
-        short = found[0].hash[:16]
-        return CapitError(
-            f"OpenRouter gave no usable answer to the create ({exc.reason}) but created key "
-            f"{name!r} ({short}); its secret never arrived, so it is unusable and was not "
-            f"retried; delete it with: capit keys delete openrouter {short}",
-            ExitCode.UNCERTAIN,
-        )
+        return self.reconcile(exc.reason, name,
+                              lambda: [k for k in self._list(client) if k.name == name])
 
     def _list(self, client: ProviderClient) -> list[RemoteKey]:
         keys: list[RemoteKey] = []

@@ -6,6 +6,10 @@ in OpenAI style, ``/api/v1/messages`` in Anthropic style) that enforce each
 key's spending limit the way the provider does: a call that would take a key
 past its cap is refused with 402 before anything is charged.
 
+Beside it, below ``/unkey`` an Unkey-v2-shaped key service (credits spent by
+``keys.verifyKey``; :mod:`capit.sandbox.unkey`) and below ``/litellm`` a LiteLLM-proxy-shaped
+one (budgets spent by billed ``/chat/completions``; :mod:`capit.sandbox.litellm`).
+
 Standard library only, so ``capit sandbox`` starts instantly::
 
     with Sandbox(cost=Decimal("0.25")).start() as sb:
@@ -27,7 +31,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from capit.sandbox import completions
+from capit.sandbox.litellm import LiteLLMService
+from capit.sandbox.mount import Answer, MountedService
 from capit.sandbox.state import ApiError, KeyRecord, SandboxState
+from capit.sandbox.unkey import UnkeyService
 
 API_PREFIX = "/api/v1"
 
@@ -65,7 +72,7 @@ _ANTHROPIC_TYPES = {
     529: "overloaded_error",
 }
 
-_SECRET_HEADERS = ("authorization", "x-api-key")
+_SECRET_HEADERS = ("authorization", "x-api-key", "x-litellm-api-key")
 
 
 @dataclass(frozen=True)
@@ -323,6 +330,10 @@ class Sandbox:
             Decimal(str(cost)), Decimal(str(credits)), management_key, clock, self._lock
         )
         self.faults = Faults(self._lock)
+        # Unkey-v2-shaped keys below /unkey, a LiteLLM-shaped proxy below /litellm
+        self.unkey = UnkeyService(self._lock, self.state.now)
+        self.litellm = LiteLLMService(self._lock, self.state.now, lambda: self.state.cost)
+        self._mounts: tuple[MountedService, ...] = (self.unkey, self.litellm)
         self.requests: list[RecordedRequest] = []
         self.request_validator: RequestValidator | None = None
         self._log = log
@@ -387,6 +398,16 @@ class Sandbox:
     def base_url(self) -> str:
         """OpenRouter-style base, ``http://HOST:PORT/api/v1``."""
         return self.url + API_PREFIX
+
+    @property
+    def unkey_base_url(self) -> str:
+        """capit's Unkey base URL for the sandbox: ``http://HOST:PORT/unkey``."""
+        return self.url + self.unkey.mount
+
+    @property
+    def litellm_base_url(self) -> str:
+        """The LiteLLM proxy URL of the sandbox: ``http://HOST:PORT/litellm``."""
+        return self.url + self.litellm.mount
 
     @property
     def anthropic_base_url(self) -> str:
@@ -525,6 +546,14 @@ class Sandbox:
         with self._lock:
             self.requests.append(recorded)
 
+        for service in self._mounts:
+            if path == service.mount or path.startswith(service.mount + "/"):
+                answer = service.handle(
+                    method, path[len(service.mount):] or "/", query, body, bad_json, lowered,
+                    lambda: self.faults.take(method, path),
+                )
+                return self._from_answer(answer)
+
         relative = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else None
         anthropic = relative == "/messages"
 
@@ -546,6 +575,12 @@ class Sandbox:
             return self._route(method, relative, query, body, lowered)
         except ApiError as error:
             return _error_reply(error, anthropic)
+
+    @staticmethod
+    def _from_answer(answer: Answer) -> _Reply:
+        body = answer.raw if answer.raw is not None else _json_bytes(answer.payload)
+        return _Reply(answer.status, body, answer.content_type, dict(answer.headers),
+                      answer.delay, answer.drop)
 
     def _canned(self, canned: CannedResponse, anthropic: bool) -> _Reply:
         if canned.raw is not None:
