@@ -9,7 +9,8 @@ restic) from exactly one of:
 * ``CAPIT_PASSPHRASE_COMMAND`` -- a command (split like a shell would, run without a
   shell) whose first output line is the passphrase.
 
-``CAPIT_NEW_PASSPHRASE_{FILE,FD,COMMAND}`` supply a new passphrase when one is enrolled.
+``CAPIT_NEW_PASSPHRASE_{FILE,FD,COMMAND}`` supply a new passphrase when one is enrolled,
+and ``CAPIT_PIN_{FILE,FD,COMMAND}`` the PIN of a FIDO2 security key.
 Otherwise, when stdin is not a terminal, each secret is one line of stdin, in the order
 capit asks for them; on a terminal, capit prompts with echo off.
 """
@@ -143,6 +144,21 @@ def read_passphrase(prompt: str = "Vault passphrase", *, new: bool = False,
         if again == secret:
             return secret
         click.echo("The two entries differ; try again.", err=True)
+
+
+def read_pin(prompt: str = "PIN of the security key") -> Secret:
+    """A security key's PIN: CAPIT_PIN_FILE/_FD/_COMMAND, stdin when piped, or a hidden
+    prompt -- never a command-line argument."""
+    secret = _from_env("CAPIT_PIN")
+    if secret is not None:
+        return secret
+    if not stdin_is_tty():
+        return _from_stdin(prompt.lower())
+    while True:
+        secret = _prompt(prompt)
+        if secret:
+            return secret
+        click.echo("The PIN cannot be empty.", err=True)
 
 
 def read_key(prompt: str) -> Secret:

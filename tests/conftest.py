@@ -149,3 +149,14 @@ def assert_one_line_error(result: Result, code: int) -> None:
     errors = [line for line in lines if line.startswith("capit: error:")]
     assert len(errors) == 1, result
     assert "Traceback" not in result.output, result
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """Emulated hardware tokens under the real yubikit/ykman and python-fido2 code
+    (tests/emulators/): plug devices in with bench.yubikey(), bench.fido2(), bench.nfc()."""
+    pytest.importorskip("ykman", reason="yubikey-manager (the test extra) is not installed")
+    pytest.importorskip("fido2", reason="fido2 (the test extra) is not installed")
+    from emulators.bench import Bench
+
+    return Bench(monkeypatch)

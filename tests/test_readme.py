@@ -20,9 +20,21 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_same_test_command()
     blocks = re.findall(r"```sh\n(.+?)\n```", README, re.S)
     demo, tests = blocks[0], blocks[1]
     assert "pip install ." in demo and "capit demo" in demo
-    assert "pytest" in tests
+    assert tests == "bash .ci/run"
+    # the sentence under it names the command CI runs after installing the Debian packages
+    after = README.split("```sh\nbash .ci/run\n```", 1)[1].lstrip("\n").split("\n\n", 1)[0]
+    commands = [c for c in re.findall(r"`([^`]+)`", after) if "pytest" in c]
+    assert commands == [
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
+        ".venv/bin/python -m pytest"
+    ]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert tests in ci
+    assert commands[0] in ci.splitlines()
+    assert "export CAPIT_REQUIRE_PCSC=1" in ci
+    for package in ("swig", "libpcsclite-dev", "pcscd", "vsmartcard-vpcd"):
+        assert package in after and package in ci
+    # the Debian packages are installed before pip runs
+    assert ci.index("apt-get install") < ci.index(commands[0])
 
 
 def test_environment_variables_used_by_capit_are_documented():
@@ -32,7 +44,7 @@ def test_environment_variables_used_by_capit_are_documented():
     assert "CAPIT_HOME" in used and "CAPIT_PASSPHRASE_FD" in used
     documented = set(re.findall(r"CAPIT_[A-Z_<>]*[A-Z>]", README))
     # the README writes the families as CAPIT_PASSPHRASE_FILE, `_FD`, `_COMMAND`
-    for family in ("CAPIT_PASSPHRASE", "CAPIT_NEW_PASSPHRASE"):
+    for family in ("CAPIT_PASSPHRASE", "CAPIT_NEW_PASSPHRASE", "CAPIT_PIN"):
         if f"{family}_FILE" in documented:
             documented |= {family, f"{family}_FD", f"{family}_COMMAND"}
     if "CAPIT_<PLATFORM>_BASE_URL" in documented:

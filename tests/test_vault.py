@@ -389,7 +389,8 @@ def _edit(doc: dict, how: str) -> dict:
     elif how == "drop-recovery-slot":
         del slots[1]
     elif how == "add-foreign-slot":
-        slots.append({**slots[1], "id": "3", "type": "fido2", "label": "attacker"})
+        # a type this capit does not know (fido2 is known now, and validated strictly)
+        slots.append({**slots[1], "id": "3", "type": "future-token", "label": "attacker"})
     elif how == "vault-id":
         doc["vault_id"] = "0" * 32
     elif how == "vault-created-at":

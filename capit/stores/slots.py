@@ -5,9 +5,15 @@ allocate gigabytes or spin for hours) and derives the ``ikm`` that
 ``capit.stores.vaultfile.derive_kek`` turns into the slot's key-encryption key.
 
 * ``passphrase`` -- Argon2id (RFC 9106's second recommended option: m=64 MiB, t=3, p=4);
-* ``recovery`` -- a 256-bit random key shown once at enrollment, typed back in base32.
+* ``recovery`` -- a 256-bit random key shown once at enrollment, typed back in base32;
+* ``yubikey-hmac-sha1`` -- a YubiKey's HMAC-SHA1 answer to a stored challenge
+  (capit/stores/yubikey.py);
+* ``fido2`` -- a FIDO2 security key's hmac-secret output for a stored credential and salt
+  (capit/stores/fido2slot.py).
 
-Hardware slots (YubiKey HMAC-SHA1, FIDO2 hmac-secret) register here the same way.
+Knowledge slots turn something typed into ``ikm``; token slots (``kind = "token"``) find
+their device silently (:meth:`TokenSlotType.locate`) and then ask it once
+(:meth:`TokenSlotType.ikm_from_token`), which is where the one touch happens.
 """
 
 from __future__ import annotations
@@ -53,6 +59,57 @@ class SlotType:
     def ikm_from_secret(self, slot: dict[str, Any], secret: Secret) -> bytes | None:
         """The key material for a typed secret; None if the input cannot belong to this slot."""
         return None
+
+
+class TokenHandle:
+    """A device found by :meth:`TokenSlotType.locate` that holds one slot's secret."""
+
+    def __init__(self, slot: dict[str, Any], device: Any, name: str,
+                 closer: Any = None) -> None:
+        self.slot = slot
+        self.device = device
+        self.name = name
+        self._closer = closer
+
+    def close(self) -> None:
+        close = self._closer or getattr(self.device, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001,S110 - a device that went away is closed enough
+                pass
+
+
+class TokenSlotType(SlotType):
+    """A slot opened by a hardware token: found silently, then asked once (one touch)."""
+
+    kind = "token"
+
+    def unavailable(self) -> str | None:
+        """None when the library this slot needs is importable, else how to install it."""
+        return None
+
+    def token_name(self, slot: dict[str, Any]) -> str:
+        """How the person at the terminal recognises the token, e.g. 'YubiKey 12345678'."""
+        return self.title
+
+    def locate(self, slots: list[dict[str, Any]]) -> tuple[list[TokenHandle], list[str]]:
+        """Without any touch: handles for the slots whose token is plugged in now, in the
+        order of ``slots``, and the names of other tokens of this kind that are present."""
+        return [], []
+
+    def ikm_from_token(self, handle: TokenHandle) -> bytes:
+        """Ask the token (one touch, PIN if the slot was enrolled with one) for the ikm;
+        raise CapitError with a one-line message when it cannot answer."""
+        raise NotImplementedError
+
+    def present(self, slot: dict[str, Any]) -> bool | None:
+        if self.unavailable() is not None:
+            return None
+        found, _ = self.locate([slot])
+        for handle in found:
+            handle.close()
+        return bool(found)
 
 
 def _fields(slot: dict[str, Any]) -> set[str]:
@@ -163,10 +220,49 @@ BUILTIN_SLOTS: dict[str, SlotType] = {
     "passphrase": PassphraseSlot(),
     "recovery": RecoverySlot(),
 }
+_HARDWARE_LOADED = False
+
+
+def _load_hardware() -> None:
+    """Register the hardware slot types (their modules import yubikit/fido2 lazily)."""
+    global _HARDWARE_LOADED
+    if _HARDWARE_LOADED:
+        return
+    from capit.stores.fido2slot import Fido2Slot
+    from capit.stores.yubikey import YubiKeySlot
+
+    BUILTIN_SLOTS.setdefault(YubiKeySlot.type, YubiKeySlot())
+    BUILTIN_SLOTS.setdefault(Fido2Slot.type, Fido2Slot())
+    _HARDWARE_LOADED = True
 
 
 def slot_type(name: str) -> SlotType | None:
+    _load_hardware()
     return BUILTIN_SLOTS.get(name)
+
+
+def presence(slots: list[dict[str, Any]]) -> dict[str, bool | None]:
+    """Slot id -> whether its token is plugged in now (None: not a token, or unknown).
+
+    One silent discovery per slot type, no touch."""
+    result: dict[str, bool | None] = {s["id"]: None for s in slots}
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for slot in slots:
+        kind = slot_type(slot["type"])
+        if isinstance(kind, TokenSlotType):
+            by_type.setdefault(slot["type"], []).append(slot)
+    for name, group in by_type.items():
+        kind = slot_type(name)
+        assert isinstance(kind, TokenSlotType)
+        if kind.unavailable() is not None:
+            continue
+        found, _ = kind.locate(group)
+        ids = {h.slot["id"] for h in found}
+        for handle in found:
+            handle.close()
+        for slot in group:
+            result[slot["id"]] = slot["id"] in ids
+    return result
 
 
 def validate_slot(slot: dict[str, Any]) -> None:

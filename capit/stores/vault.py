@@ -23,6 +23,8 @@ from capit.stores.slots import (
     MIN_PASSPHRASE,
     PassphraseSlot,
     RecoverySlot,
+    TokenHandle,
+    TokenSlotType,
     new_slot,
     slot_type,
 )
@@ -120,14 +122,21 @@ def load(path: Path) -> vf.VaultDoc | None:
 
 def create(path: Path, passphrase: Secret) -> tuple[OpenVault, str]:
     """A new vault with a passphrase slot and a recovery slot; returns it and the recovery key."""
+    fields, ikm = PassphraseSlot().enroll(passphrase)
+    return create_with(path, "passphrase", "passphrase", fields, ikm)
+
+
+def create_with(path: Path, type_name: str, label: str, fields: dict[str, Any],
+                ikm: bytes) -> tuple[OpenVault, str]:
+    """A new vault whose first slot is ``type_name`` (fields and ikm already made) plus a
+    recovery slot; returns it and the recovery key (to be shown once)."""
     import secrets
 
-    fields, ikm = PassphraseSlot().enroll(passphrase)
     recovery_text, recovery_raw = RecoverySlot.generate()
     Secret(recovery_text)  # registered, so it is masked in logs and tracebacks
     data_key = secrets.token_bytes(vf.DATA_KEY_BYTES)
     doc = vf.new_doc()
-    slot = new_slot(doc, "passphrase", "passphrase", fields)
+    slot = new_slot(doc, type_name, label, fields)
     vf.wrap_slot(doc, slot, ikm, data_key)
     doc["slots"].append(slot)
     rslot = new_slot(doc, "recovery", "recovery key", {})
@@ -155,9 +164,21 @@ def _prompt_for(slots: list[dict[str, Any]]) -> str:
 
 
 def unlock(path: Path, vdoc: vf.VaultDoc) -> OpenVault:
-    """Open the vault with whatever slot the user can satisfy."""
+    """Open the vault with whatever slot the user can satisfy.
+
+    Enrolled tokens that are plugged in come first (found without a touch, then asked once:
+    one touch); with none present, a passphrase or recovery slot is asked for; with neither,
+    one line names the tokens that would open the vault.
+    """
     known = [s for s in vdoc.slots if slot_type(s["type"]) is not None]
+    tokens = [s for s in known if isinstance(slot_type(s["type"]), TokenSlotType)]
     knowledge = [s for s in known if slot_type(s["type"]).kind == "knowledge"]
+    missing = None  # why no token opened it, when falling back to a typed secret
+    if tokens:
+        opened = _unlock_with_token(path, vdoc, tokens, fallback=bool(knowledge))
+        if isinstance(opened, OpenVault):
+            return opened
+        missing = opened
     if not knowledge:
         kinds = ", ".join(sorted({s["type"] for s in vdoc.slots}))
         raise CapitError(
@@ -167,7 +188,14 @@ def unlock(path: Path, vdoc: vf.VaultDoc) -> OpenVault:
     attempts = UNLOCK_ATTEMPTS if interactive() and not _env_passphrase() else 1
     prompt = _prompt_for(knowledge)
     for attempt in range(attempts):
-        secret = read_passphrase(prompt)
+        try:
+            secret = read_passphrase(prompt)
+        except CapitError as err:
+            if missing is None or err.code != ExitCode.USAGE or interactive():
+                raise
+            # nothing piped in: say first that the token is missing
+            raise CapitError(f"{missing}; or give the {prompt.lower()} on standard input",
+                             ExitCode.UNLOCK) from None
         opened = try_secret(vdoc, knowledge, secret)
         if opened is not None:
             data_key, slot_id = opened
@@ -176,6 +204,73 @@ def unlock(path: Path, vdoc: vf.VaultDoc) -> OpenVault:
         if attempt + 1 < attempts:
             ui.info("Wrong passphrase or recovery key; try again.")
     raise CapitError("wrong passphrase or recovery key; the vault stays locked", ExitCode.UNLOCK)
+
+
+def _unlock_with_token(path: Path, vdoc: vf.VaultDoc, tokens: list[dict[str, Any]],
+                       fallback: bool) -> OpenVault | str:
+    """Open with the first enrolled token that is plugged in (one touch); when no enrolled
+    token is present and a knowledge slot can be asked for instead, the reason (a line)."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for slot in tokens:
+        by_type.setdefault(slot["type"], []).append(slot)
+    found: list[TokenHandle] = []
+    others: list[str] = []
+    hints: list[str] = []
+    try:
+        for name, group in by_type.items():
+            kind = slot_type(name)
+            assert isinstance(kind, TokenSlotType)
+            hint = kind.unavailable()
+            if hint is not None:
+                hints.append(hint)
+                continue
+            matched, unmatched = kind.locate(group)
+            found.extend(matched)
+            others.extend(unmatched)
+        if not found:
+            message = _no_token_message(path, tokens, others, hints)
+            if fallback:
+                if interactive():
+                    ui.info(message[0].upper() + message[1:] + ".")
+                return message
+            raise CapitError(message, ExitCode.UNLOCK)
+        order = {s["id"]: i for i, s in enumerate(vdoc.slots)}
+        handle = min(found, key=lambda h: order[h.slot["id"]])
+        kind = slot_type(handle.slot["type"])
+        assert isinstance(kind, TokenSlotType)
+        ikm = kind.ikm_from_token(handle)
+    finally:
+        for each in found:
+            each.close()
+    data_key = vf.unwrap_slot(vdoc.doc, handle.slot, ikm)
+    if data_key is None:
+        raise CapitError(
+            f"{handle.name} answered, but its answer does not open slot {handle.slot['id']}: "
+            "the slot was altered in the file, or the token was reset or reprogrammed; the "
+            "vault stays locked",
+            ExitCode.UNLOCK,
+        )
+    payload = vf.decrypt_payload(vdoc, data_key, str(path))
+    return OpenVault(path, vdoc, data_key, payload, unlocked_with=handle.slot["id"])
+
+
+def _no_token_message(path: Path, tokens: list[dict[str, Any]], others: list[str],
+                      hints: list[str]) -> str:
+    names = []
+    for slot in tokens:
+        kind = slot_type(slot["type"])
+        assert isinstance(kind, TokenSlotType)
+        name = kind.token_name(slot)
+        if name not in names:
+            names.append(name)
+    wanted = " or ".join(names)
+    if others:
+        seen = ", ".join(dict.fromkeys(others))
+        head = f"the token plugged in ({seen}) is not enrolled in the vault at {path}"
+    else:
+        head = f"no token that opens the vault at {path} is plugged in"
+    tail = f"; {hints[0]}" if hints else ""
+    return f"{head}; it opens with {wanted}{tail}"
 
 
 def _env_passphrase() -> bool:
@@ -201,7 +296,8 @@ def try_secret(vdoc: vf.VaultDoc, slots: list[dict[str, Any]],
 class VaultStore(Store):
     name = "vault"
     title = "encrypted vault"
-    description = "master keys sealed with AES-256-GCM; opened by passphrase or recovery key"
+    description = ("master keys sealed with AES-256-GCM; opened by a YubiKey or FIDO2 key "
+                   "touch, a passphrase or the recovery key")
 
     def __init__(self, home: Path) -> None:
         self.home = home
