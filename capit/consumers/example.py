@@ -1,9 +1,11 @@
 """``--agent example``: the template for new consumers; prints how to use the key.
 
-To write a consumer for your own tool, copy this file, change ``name``, and make
-``install`` put the key where your tool reads it (see docs/new-consumer.md).  A consumer
-receives the minted key as a :class:`capit.secret.Secret`; call ``reveal()`` only at the
-moment the key is written or printed.
+To write a consumer for your own tool, copy this file to
+``$CAPIT_HOME/consumers/NAME.py`` (``~/.local/capit/consumers/``), change ``name`` to NAME,
+and make ``install`` put the key where your tool reads it; ``--agent NAME`` then uses it
+(see docs/new-consumer.md).  A consumer receives the minted key as a
+:class:`capit.secret.Secret`; call ``reveal()`` only at the moment the key is written or
+printed.
 """
 
 from __future__ import annotations
