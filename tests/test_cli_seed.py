@@ -236,14 +236,19 @@ def test_seed_consumers(run):
     result = run("--consumers")
     assert result.code == 0, result
     names = [line.split()[0] for line in result.stdout.splitlines()]
-    assert names == ["env", "example"]
+    import capit.consumers
+
+    assert names == list(capit.consumers.BUILTIN)
+    # the seed's own list: claude, cursor, windsurf, example
+    assert {"claude", "cursor", "windsurf", "example"} <= set(names)
 
 
 def test_seed_platforms(run, sandbox):
     result = run("--platforms")
     assert result.code == 0, result
-    [line] = result.stdout.splitlines()
-    assert line.startswith("openrouter ")
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["openrouter", "unkey", "litellm"]
+    line = lines[0]
     assert "no master key stored" in line and sandbox.base_url in line
 
 

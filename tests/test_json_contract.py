@@ -27,7 +27,7 @@ DOC = Path(__file__).parent.parent / "docs" / "json-output.md"
 
 # every command with --json and the kinds it prints
 COMMAND_KINDS = {
-    "issue": {"key.issued"},
+    "issue": {"key.issued", "keys.issued"},
     "keys list": {"keys.master", "keys.remote"},
     "keys delete": {"key.deleted"},
     "platforms": {"platforms"},
@@ -143,6 +143,17 @@ def test_issue_example_consumer(run, sandbox):
         data["delivery"]["output"]
 
 
+def test_issue_for_several_agents(run, sandbox, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("openrouter", "3", "--agent", "env", "--agent", "dotenv", "-y", "--json",
+                 "-i", input=f"{sandbox.management_key}\n")
+    data = check(result, "keys.issued")
+    assert [d["delivery"]["consumer"] for d in data] == ["env", "dotenv"]
+    assert [d["key"] for d in data] == [None, None]
+    assert data[1]["delivery"]["location"] == str(tmp_path / ".env")
+    assert {d["hash"] for d in data} == {k["hash"] for k in sandbox.keys_snapshot()}
+
+
 def test_master_keys(run, stored_key, capit_home):
     data = check(run("keys", "list", "--json"), "keys.master")
     assert [(r["platform"], r["store"], r["plaintext"]) for r in data] == \
@@ -202,8 +213,10 @@ def test_key_deleted(run, sandbox):
 
 def test_platforms(run, sandbox):
     data = check(run("platforms", "--json"), "platforms")
-    assert [(p["name"], p["base_url"], p["master_key_store"]) for p in data] == \
-        [("openrouter", sandbox.base_url, None)]
+    assert [(p["name"], p["base_url"], p["master_key_store"]) for p in data][0] == \
+        ("openrouter", sandbox.base_url, None)
+    assert [(p["name"], p["unit"]) for p in data] == \
+        [("openrouter", "USD"), ("unkey", "credits"), ("litellm", "USD")]
 
 
 def test_platforms_with_a_stored_key(run, stored_key):
@@ -233,8 +246,14 @@ def test_stores_with_a_vault_and_a_damaged_one(run, stored_key, capit_home):
 
 
 def test_consumers(run):
+    from capit.consumers import BUILTIN
+
     data = check(run("--consumers", "--json"), "consumers")
-    assert [c["name"] for c in data] == ["env", "example"]
+    assert [c["name"] for c in data] == list(BUILTIN)
+    by_name = {c["name"]: c for c in data}
+    assert by_name["claude"]["where"].startswith("~/.claude/settings.json (env.")
+    assert by_name["cursor"]["where"].startswith("writes nothing")
+    assert by_name["env"]["detected"] is None
 
 
 def test_vault_slots(run, stored_key, capit_home):

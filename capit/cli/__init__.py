@@ -73,7 +73,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from capit.cli import info, issue, keys, sandbox, vault
+    from capit.cli import info, issue, keys, sandbox, uninstall, vault
 
     cli.add_command(issue.issue)
     cli.add_command(keys.keys)
@@ -81,6 +81,8 @@ def _register() -> None:
     cli.add_command(info.platforms)
     cli.add_command(info.stores)
     cli.add_command(info.consumers)
+    cli.add_command(uninstall.uninstall)
+    cli.add_command(uninstall.uninstall, name="revoke")
     cli.add_command(sandbox.sandbox)
     cli.add_command(sandbox.demo)
 

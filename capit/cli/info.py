@@ -18,6 +18,7 @@ def platforms(as_json: bool) -> None:
 
     masters = MasterKeys(home())
     rows = []
+    where = {}  # the API's location as text (LiteLLM: the proxy URL kept with the master key)
     for name in platform_names():
         plat = get_platform(name)
         if plat is None:
@@ -25,23 +26,26 @@ def platforms(as_json: bool) -> None:
         rows.append({"name": plat.name, "title": plat.title, "cap": plat.cap_help,
                      "unit": plat.cap_unit, "base_url": plat.base_url(),
                      "master_key_store": masters.store_of(plat.name)})
+        where[plat.name] = plat.describe_base_url()
     if as_json:
         emit_json("platforms", rows)
         return
     for r in rows:
         stored = f"master key in {r['master_key_store']}" if r["master_key_store"] else \
             "no master key stored"
-        ui.result(f"{r['name']:<12} {r['cap']}; {stored}; {r['base_url']}")
+        ui.result(f"{r['name']:<12} cap: {r['cap']}; {stored}; {where[r['name']]}")
 
 
 @click.command("stores")
 @json_option
 @verbose_option
 def stores(as_json: bool) -> None:
-    """List where master keys can be kept, and what is in each."""
+    """List where master keys can be kept, and what is in each (with the vault's slots and
+    whether each slot's token is plugged in now)."""
     from capit import ui
     from capit.errors import CapitError
     from capit.stores import MasterKeys, read_lookup
+    from capit.stores.slots import presence
 
     masters = MasterKeys(home())
     lookup = read_lookup(masters.home)
@@ -52,7 +56,9 @@ def stores(as_json: bool) -> None:
     if vault_info["exists"]:
         try:
             vdoc = masters.vault.doc()
-            vault_info["slots"] = [{"id": s["id"], "type": s["type"], "label": s["label"]}
+            present = presence(vdoc.slots)
+            vault_info["slots"] = [{"id": s["id"], "type": s["type"], "label": s["label"],
+                                    "present": present.get(s["id"])}
                                    for s in vdoc.slots]
         except CapitError as err:
             vault_info["error"] = err.message
@@ -63,7 +69,10 @@ def stores(as_json: bool) -> None:
         emit_json("stores", rows)
         return
     if vault_info["exists"]:
-        slots = ", ".join(f"{s['id']}:{s['type']}" for s in vault_info["slots"])
+        slots = ", ".join(
+            f"{s['id']}:{s['type']}" + ("" if s["present"] is None else
+                                        " [plugged in]" if s["present"] else " [not present]")
+            for s in vault_info["slots"])
         state = vault_info.get("error") or f"slots {slots}"
         kept = ", ".join(vault_info["platforms"]) or "no master keys"
         ui.result(f"vault      {vault_info['path']} ({state}; {kept})  [default]")
@@ -100,4 +109,4 @@ def consumers(as_json: bool) -> None:
     for r in rows:
         seen = "" if r["detected"] is None else ("  [installed]" if r["detected"] else
                                                   "  [not found]")
-        ui.result(f"{r['name']:<10} {r['description']}{seen}")
+        ui.result(f"{r['name']:<10} {r['title'] or r['name']}: {r['where']}{seen}")

@@ -70,7 +70,6 @@ def list_keys(remote: str | None, ephemeral: bool, as_json: bool) -> None:
 
 def _list_remote(platform_name: str, ephemeral: bool, as_json: bool) -> None:
     from capit import ui
-    from capit.money import describe_cap, format_usd
     from capit.platforms import require_platform
 
     plat = require_platform(platform_name)
@@ -90,11 +89,9 @@ def _list_remote(platform_name: str, ephemeral: bool, as_json: bool) -> None:
         ui.info(f"No keys on {plat.name}.")
         return
     rows = []
-    for k in found:
-        cap = describe_cap(k.limit, k.period) if k.limit is not None else "no cap"
-        used = f"used {format_usd(k.usage)}" if k.usage is not None else ""
-        rows.append((f"{k.hash[:16]}...", k.name, cap, used, (k.created_at or "")[:10],
-                     f"[{k.status}]"))
+    for k in found:  # cap and usage in the key's unit (dollars, credits), then extras
+        rows.append((f"{k.hash[:16]}...", k.name, k.cap_text(), k.usage_text(),
+                     (k.created_at or "")[:10], f"[{k.status}]", k.details))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         ui.result("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
