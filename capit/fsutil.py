@@ -135,21 +135,27 @@ def read_private(path: Path, *, what: str = "file", max_bytes: int = 4 << 20) ->
                 f"{path} is readable by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
                 f"run: chmod 600 {path}"
             )
-        if st.st_size > max_bytes:
-            raise CapitError(f"{what} {path} is too large to be a capit file", ExitCode.STATE)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > max_bytes:
-                raise CapitError(f"{what} {path} is too large to be a capit file", ExitCode.STATE)
-        return b"".join(chunks)
+        return read_regular(fd, st, max_bytes, f"{what} {path} is too large to be a capit file")
     except OSError as exc:
         raise _state_error(f"cannot read {path}", exc) from None
     finally:
         os.close(fd)
+
+
+def read_regular(fd: int, st: os.stat_result, max_bytes: int, too_large: str) -> bytes:
+    """The whole of an open regular file, refusing one larger than ``max_bytes`` (checked
+    before and while reading, since the file may grow)."""
+    if st.st_size > max_bytes:
+        raise CapitError(too_large, ExitCode.STATE)
+    chunks, total = [], 0
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            raise CapitError(too_large, ExitCode.STATE)
 
 
 def append_durable(path: Path, line: bytes) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from capit import ui
 from capit.errors import CapitError, ExitCode
+from capit.fsutil import read_regular
 from capit.secret import mask
 
 MAX_CONFIG_BYTES = 8 << 20
@@ -50,15 +51,9 @@ def read_file(path: Path) -> tuple[bytes | None, int | None]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise CapitError(f"{path} is not a regular file", ExitCode.STATE)
-        if st.st_size > MAX_CONFIG_BYTES:
-            raise CapitError(f"{path} is too large to be a configuration file", ExitCode.STATE)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks), stat.S_IMODE(st.st_mode)
+        data = read_regular(fd, st, MAX_CONFIG_BYTES,
+                            f"{path} is too large to be a configuration file")
+        return data, stat.S_IMODE(st.st_mode)
     except OSError as exc:
         raise CapitError(f"cannot read {path}: {exc.strerror or exc}", ExitCode.STATE) from None
     finally:
