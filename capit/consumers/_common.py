@@ -37,6 +37,13 @@ def is_default_base(platform: Platform) -> bool:
     return platform.base_url() == platform.default_base_url.rstrip("/")
 
 
+def base_not_written(tool: str, platform: Platform) -> list[str]:
+    """The note for a tool with no base-URL setting when the platform's base is overridden."""
+    if is_default_base(platform):
+        return []
+    return [f"{tool} talks to openrouter.ai; capit did not point it at {platform.base_url()}."]
+
+
 def environ(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
     return os.environ if env is None else env
 

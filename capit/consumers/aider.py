@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from capit.configedit import Prefixed
-from capit.consumers._common import home_dir, is_default_base, on_path, real
+from capit.consumers._common import base_not_written, home_dir, on_path, real
 from capit.consumers._files import Field, FileConsumer, Target
 from capit.platforms import Platform
 
@@ -41,7 +41,4 @@ class Aider(FileConsumer):
     def notes(self, platform: Platform) -> list[str]:
         notes = ["Start aider with an OpenRouter model: aider --model openrouter/<provider>/"
                  "<model>."]
-        if not is_default_base(platform):
-            notes.append(f"aider talks to openrouter.ai; capit did not point it at "
-                         f"{platform.base_url()}.")
-        return notes
+        return notes + base_not_written("aider", platform)

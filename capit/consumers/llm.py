@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from capit.consumers._common import is_default_base, on_path
+from capit.consumers._common import base_not_written, on_path
 from capit.consumers._files import Field, FileConsumer, Target
 from capit.platforms import Platform
 
@@ -48,7 +48,4 @@ class Llm(FileConsumer):
     def notes(self, platform: Platform) -> list[str]:
         notes = ["llm uses it through the llm-openrouter plugin (llm install llm-openrouter); "
                  "models are named openrouter/<provider>/<model>."]
-        if not is_default_base(platform):
-            notes.append(f"llm-openrouter talks to openrouter.ai; capit did not point it at "
-                         f"{platform.base_url()}.")
-        return notes
+        return notes + base_not_written("llm-openrouter", platform)

@@ -243,6 +243,15 @@ class Platform:
         """A delete whose retry got 404: the unanswered first attempt most likely did it."""
         return exc.status == 404 and exc.attempts > 1
 
+    @staticmethod
+    def attempted(action: Any) -> bool:
+        """Run ``action()`` (a best-effort clean-up, e.g. a delete); False if it failed."""
+        try:
+            action()
+        except CapitError:
+            return False
+        return True
+
     def untrusted(self, problem: str, deleted: bool, key_ref: str) -> CapitError:
         """The error for a created key whose cap is not the one asked for."""
         fate = "it was deleted" if deleted else (

@@ -192,8 +192,8 @@ class LiteLLM(Platform):
             else:
                 problem = _mismatch(info, body, request.expires_at)
             if problem:
-                raise self.untrusted(problem, self._delete_quietly(client, token),
-                                     self.short_ref(token))
+                deleted = self.attempted(lambda: self._delete(client, token, ""))
+                raise self.untrusted(problem, deleted, self.short_ref(token))
         assert isinstance(info, dict)
         expires = _iso(info.get("expires")) or (
             format_time(request.expires_at) if request.expires_at else None)
@@ -215,13 +215,6 @@ class LiteLLM(Platform):
             if self.gone_on_retry(exc):
                 return
             raise self._fail(exc, "delete the key", url) from None
-
-    def _delete_quietly(self, client: ProviderClient, token: str) -> bool:
-        try:
-            self._delete(client, token, "")
-        except CapitError:
-            return False
-        return True
 
     def _reconcile(self, client: ProviderClient, url: str, name: str,
                    exc: OutcomeUnknown) -> CapitError:

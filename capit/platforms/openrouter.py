@@ -130,8 +130,8 @@ class OpenRouter(Platform):
                 problem = f"the key came back with expires_at {info.get('expires_at')!r}"
             if problem:
                 # never hand out a key whose cap is not the one asked for
-                raise self.untrusted(problem, self._delete_quietly(client, key_hash),
-                                     self.short_ref(key_hash))
+                deleted = self.attempted(lambda: self._delete(client, key_hash))
+                raise self.untrusted(problem, deleted, self.short_ref(key_hash))
         from capit.secret import Secret
 
         return IssuedKey(
@@ -152,14 +152,6 @@ class OpenRouter(Platform):
             if self.gone_on_retry(exc):
                 return
             raise self._fail(exc, "delete the key") from None
-
-    def _delete_quietly(self, client: ProviderClient, key_hash: str) -> bool:
-        """Delete a key; False (instead of an error) when that did not work."""
-        try:
-            self._delete(client, key_hash)
-        except (CapitError, OutcomeUnknown):
-            return False
-        return True
 
     def _reconcile(self, client: ProviderClient, name: str, exc: OutcomeUnknown) -> CapitError:
         """After an unanswered create: is there a key with our unique name? Never re-create."""

@@ -273,7 +273,8 @@ class Unkey(Platform):
 
     def _untrusted(self, client: ProviderClient, key_id: str, problem: str) -> CapitError:
         """Never hand out a key whose cap is not the one asked for: delete it."""
-        return self.untrusted(problem, self._delete_quietly(client, key_id), key_id)
+        deleted = self.attempted(lambda: self._delete(client, key_id, ""))
+        return self.untrusted(problem, deleted, key_id)
 
     def _delete(self, client: ProviderClient, key_id: str, api_id: str) -> None:
         try:
@@ -283,13 +284,6 @@ class Unkey(Platform):
             if self.gone_on_retry(exc):
                 return
             raise self._fail(exc, "delete the key", api_id) from None
-
-    def _delete_quietly(self, client: ProviderClient, key_id: str) -> bool:
-        try:
-            self._delete(client, key_id, "")
-        except CapitError:
-            return False
-        return True
 
     def short_ref(self, key_hash: str) -> str:
         return key_hash  # Unkey key ids are short; the whole id is the reference
