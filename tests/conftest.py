@@ -26,6 +26,8 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 
 PASS = "correct horse battery staple"
+# the sandbox's management key in every test (sealed into a vault once per session)
+MGMT = "sk-or-v1-" + hashlib.sha256(b"capit test management key").hexdigest()
 ENV_PREFIXES = ("CAPIT_", "OPENROUTER_", "ANTHROPIC_", "CLAUDE_", "CODEX_", "XDG_")
 
 
@@ -60,7 +62,7 @@ def capit_home(isolated):
 def sandbox(monkeypatch):
     from capit.sandbox.server import Sandbox
 
-    sb = Sandbox(cost=Decimal("0.25")).start()
+    sb = Sandbox(cost=Decimal("0.25"), management_key=MGMT).start()
     validator = None
     try:
         from openapi_contract import get_doc, make_request_validator, spec_available
@@ -123,12 +125,31 @@ def run():
     return invoke
 
 
+@pytest.fixture(scope="session")
+def vault_template(tmp_path_factory):
+    """A capit home whose vault (passphrase PASS) holds MGMT, made once with `keys add`:
+    unsealing stays real in every test; the Argon2 of creating a vault is paid once."""
+    from capit.sandbox.server import Sandbox
+
+    root = tmp_path_factory.mktemp("template")
+    with pytest.MonkeyPatch.context() as mp, Sandbox(management_key=MGMT) as sb:
+        for name in list(os.environ):
+            if name.startswith(ENV_PREFIXES):
+                mp.delenv(name)
+        mp.setenv("HOME", str(root))
+        mp.setenv("CAPIT_HOME", str(root / "capit"))
+        mp.setenv("CAPIT_OPENROUTER_BASE_URL", sb.base_url)
+        result = invoke("keys", "add", "openrouter", input=f"{MGMT}\n{PASS}\n")
+        assert result.code == 0, result
+    return root / "capit"
+
+
 @pytest.fixture
-def stored_key(run, sandbox):
-    """A vault (passphrase PASS) holding the sandbox's management key."""
-    result = run("keys", "add", "openrouter", input=f"{sandbox.management_key}\n{PASS}\n")
-    assert result.code == 0, result
-    sandbox.requests.clear()
+def stored_key(vault_template, capit_home, sandbox):
+    """The sandbox, with its management key in this test's vault (passphrase PASS)."""
+    import shutil
+
+    shutil.copytree(vault_template, capit_home)
     return sandbox
 
 

@@ -8,57 +8,15 @@ by recording the sleeps capit asks for (``capit.http.sleep``), never by waiting.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-from decimal import Decimal
 
 import pytest
-from conftest import ENV_PREFIXES, PASS, assert_one_line_error, invoke, tree_snapshot
+from conftest import MGMT, PASS, assert_one_line_error, tree_snapshot
 
 from capit import ledger
 from capit.errors import ExitCode
-from capit.sandbox.server import Sandbox
 
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"
-
-
-MGMT = "sk-or-v1-" + "e7" * 32  # the sandbox's management key, sealed once per module
-
-
-@pytest.fixture(scope="module")
-def vault_template(tmp_path_factory):
-    """A capit home whose vault (passphrase PASS) holds MGMT, made once with `keys add`:
-    unsealing stays real in every test, the Argon2 of creating a vault is paid once."""
-    root = tmp_path_factory.mktemp("template")
-    with pytest.MonkeyPatch.context() as mp, Sandbox(management_key=MGMT) as sb:
-        for name in list(os.environ):
-            if name.startswith(ENV_PREFIXES):
-                mp.delenv(name)
-        mp.setenv("HOME", str(root))
-        mp.setenv("CAPIT_HOME", str(root / "capit"))
-        mp.setenv("CAPIT_OPENROUTER_BASE_URL", sb.base_url)
-        result = invoke("keys", "add", "openrouter", input=f"{MGMT}\n{PASS}\n")
-        assert result.code == 0, result
-    return root / "capit"
-
-
-@pytest.fixture
-def stored_key(vault_template, capit_home, monkeypatch):
-    """Like conftest's ``stored_key`` (the sandbox, its management key in the vault, every
-    request validated against the OpenAPI document), from a copied vault."""
-    shutil.copytree(vault_template, capit_home)
-    sb = Sandbox(cost=Decimal("0.25"), management_key=MGMT).start()
-    validator = None
-    from openapi_contract import get_doc, make_request_validator, spec_available
-
-    if spec_available():
-        validator = sb.request_validator = make_request_validator(get_doc())
-    monkeypatch.setenv("CAPIT_OPENROUTER_BASE_URL", sb.base_url)
-    yield sb
-    sb.stop()
-    if validator is not None:
-        assert validator.violations == [], "capit sent requests the OpenAPI document forbids"
 
 
 @pytest.fixture
